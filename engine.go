@@ -133,6 +133,7 @@ type Engine struct {
 	closed   bool
 	jobs     chan job
 	inflight sync.Map // job → struct{}
+	queued   atomic.Int64 // jobs enqueued and not yet finished
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	base     context.Context
@@ -366,6 +367,22 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 }
 
+// Flush waits until the work queued so far (blames, notifications and the
+// work they lead to) is done, or ctx ends. Retries scheduled for later are
+// not waited for.
+func (e *Engine) Flush(ctx context.Context) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for e.queued.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 func (e *Engine) isClosed() bool {
 	e.closeMu.RLock()
 	defer e.closeMu.RUnlock()
@@ -417,9 +434,11 @@ func (e *Engine) enqueue(j job) {
 		e.inflight.Delete(j)
 		return
 	}
+	e.queued.Add(1)
 	select {
 	case e.jobs <- j:
 	default:
+		e.queued.Add(-1)
 		e.inflight.Delete(j)
 		e.stats.queueFull.Add(1)
 	}
@@ -428,8 +447,17 @@ func (e *Engine) enqueue(j job) {
 func (e *Engine) worker() {
 	defer e.wg.Done()
 	for j := range e.jobs {
-		e.inflight.Delete(j)
+		// A blame stays marked until it is done, so that one key is never
+		// blamed twice at once; other jobs are cheap and idempotent, so a
+		// report arriving while one runs may queue it again.
+		if j.kind != jobBlame {
+			e.inflight.Delete(j)
+		}
 		e.run(j)
+		if j.kind == jobBlame {
+			e.inflight.Delete(j)
+		}
+		e.queued.Add(-1)
 	}
 }
 
@@ -670,8 +698,19 @@ func (e *Engine) recipients(ent Entry, known *KnownError, pol Policy) (to, inval
 // send delivers the entry's pending notification and records the outcome:
 // delivered, to be retried, or given up on.
 func (e *Engine) send(ctx context.Context, week time.Time, key report.Key) error {
-	ent, err := e.store.Get(ctx, week, key)
-	if err != nil || ent.Pending == nil {
+	// Lease the pending notification: push its next attempt past this one's
+	// deadline, so that no other worker or process sends it meanwhile. If
+	// this process dies mid-send, the lease runs out and another retries.
+	start := e.now()
+	leased := false
+	ent, err := e.store.Update(ctx, week, key, func(x *Entry) bool {
+		leased = x.Pending != nil && !x.Pending.Next.After(start)
+		if leased {
+			x.Pending.Next = start.Add(e.cfg.JobTimeout + time.Minute)
+		}
+		return leased
+	})
+	if err != nil || !leased {
 		return err
 	}
 	p := *ent.Pending

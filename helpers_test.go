@@ -1,0 +1,9 @@
+package flawless_test
+
+import "regexp"
+
+// mustCompileBad panics inside package regexp; the engine must blame this
+// line, the caller in the repository.
+func mustCompileBad() *regexp.Regexp {
+	return regexp.MustCompile("(")
+}
