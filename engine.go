@@ -132,7 +132,7 @@ type Engine struct {
 	closeMu  sync.RWMutex
 	closed   bool
 	jobs     chan job
-	inflight sync.Map // job → struct{}
+	inflight sync.Map     // job → struct{}
 	queued   atomic.Int64 // jobs enqueued and not yet finished
 	stop     chan struct{}
 	wg       sync.WaitGroup
