@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -120,9 +119,9 @@ func (cl *classifier) classify(ctx context.Context, r *report.Report) *Classific
 				c.Revision, c.Fallback = loc.Revision, loc.Fallback
 			}
 		case errors.Is(err, ErrNotInRepo):
-			fi.Path, fi.Verdict = modulePath(f.File), VerdictNotInRepo
+			fi.Path, fi.Verdict = modulePath(f.File, f.Function), VerdictNotInRepo
 		default:
-			fi.Path, fi.Verdict = modulePath(f.File), VerdictUnavailable
+			fi.Path, fi.Verdict = modulePath(f.File, f.Function), VerdictUnavailable
 			c.transient = true
 		}
 		c.Frames[i] = fi
@@ -180,17 +179,19 @@ func matchesAny(patterns []*regexp.Regexp, s string, empty bool) bool {
 
 // modulePath returns the path of a file outside the repository as rules
 // name it: module-relative without the version for module cache, vendored
-// and -trimpath files ("github.com/lib/pq/conn.go"), relative to GOROOT/src
-// for the standard library ("net/http/server.go").
-func modulePath(file string) string {
+// and -trimpath files ("github.com/lib/pq/conn.go"), and relative to
+// GOROOT/src for the standard library ("net/http/server.go"), which is
+// recognised by the function's package path having no dot in its first
+// element.
+func modulePath(file, function string) string {
 	if i := strings.LastIndex(file, "/pkg/mod/"); i >= 0 {
 		file = file[i+len("/pkg/mod/"):]
 	} else if i := strings.LastIndex(file, "/vendor/"); i >= 0 {
 		file = file[i+len("/vendor/"):]
-	} else if root := goroot(); root != "" && strings.HasPrefix(file, root+"/src/") {
-		file = file[len(root)+len("/src/"):]
-	} else if i := strings.LastIndex(file, "/go/src/"); i >= 0 {
-		file = file[i+len("/go/src/"):]
+	} else if pkg := report.Package(function); isStd(pkg) {
+		if i := strings.LastIndex(file, "/src/"+pkg+"/"); i >= 0 {
+			file = file[i+len("/src/"):]
+		}
 	}
 	if at := strings.IndexByte(file, '@'); at >= 0 {
 		if slash := strings.IndexByte(file[at:], '/'); slash >= 0 {
@@ -200,10 +201,11 @@ func modulePath(file string) string {
 	return file
 }
 
-var goroot = func() func() string {
-	root := strings.TrimSuffix(runtime.GOROOT(), "/")
-	return func() string { return root }
-}()
+// isStd reports whether an import path looks like the standard library's.
+func isStd(pkg string) bool {
+	first, _, _ := strings.Cut(pkg, "/")
+	return pkg != "" && pkg != "main" && !strings.Contains(first, ".")
+}
 
 // ModuleSource is the Source used when Config.Source is nil. It needs no
 // repository: a frame is in the repository when its function belongs to the

@@ -107,7 +107,7 @@ type Stats struct {
 }
 
 type stats struct {
-	received, ignored, whitelisted, unblamable, counted    atomic.Int64
+	ignored, whitelisted, unblamable, counted, rejected    atomic.Int64
 	notified, failed, gaveUp, queueFull, blameErrors, errs atomic.Int64
 	problems                                               atomic.Int64
 }
@@ -131,6 +131,8 @@ type Engine struct {
 
 	closeMu  sync.RWMutex
 	closed   bool
+	isDone   atomic.Bool // closed, for the hot path
+	week     atomic.Pointer[weekSpan]
 	jobs     chan job
 	inflight sync.Map     // job → struct{}
 	queued   atomic.Int64 // jobs enqueued and not yet finished
@@ -252,7 +254,8 @@ func WeekStart(t time.Time, loc *time.Location) time.Time {
 func (e *Engine) Stats() Stats {
 	s := &e.stats
 	return Stats{
-		Received: s.received.Load(), Ignored: s.ignored.Load(), Whitelisted: s.whitelisted.Load(),
+		Received: s.ignored.Load() + s.whitelisted.Load() + s.unblamable.Load() + s.counted.Load() + s.rejected.Load(),
+		Ignored:  s.ignored.Load(), Whitelisted: s.whitelisted.Load(),
 		Unblamable: s.unblamable.Load(), Counted: s.counted.Load(), Notified: s.notified.Load(),
 		Failed: s.failed.Load(), GaveUp: s.gaveUp.Load(), QueueFull: s.queueFull.Load(),
 		BlameErrors: s.blameErrors.Load(), Problems: s.problems.Load(), Errors: s.errs.Load(),
@@ -276,9 +279,9 @@ func (e *Engine) Report(ctx context.Context, r *report.Report) (err error) {
 		}
 	}()
 	if r == nil || len(r.Frames) == 0 {
+		e.stats.rejected.Add(1)
 		return errors.New("flawless: report has no frames")
 	}
-	e.stats.received.Add(1)
 	if ctx == nil {
 		ctx = context.Background()
 	} else if ctx.Done() != nil {
@@ -302,7 +305,7 @@ func (e *Engine) Report(ctx context.Context, r *report.Report) (err error) {
 		e.stats.counted.Add(1)
 	}
 	now := e.now()
-	week := e.Week(now)
+	week := e.currentWeek(now)
 	ent, err := e.store.Add(ctx, week, key, Occurrence{Report: r, Count: r.Occurrences(), Time: now, Classification: c})
 	if err != nil {
 		e.stats.errs.Add(1)
@@ -351,6 +354,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		return nil
 	}
 	e.closed = true
+	e.isDone.Store(true)
 	close(e.stop)
 	close(e.jobs)
 	e.closeMu.Unlock()
@@ -383,10 +387,21 @@ func (e *Engine) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) isClosed() bool {
-	e.closeMu.RLock()
-	defer e.closeMu.RUnlock()
-	return e.closed
+func (e *Engine) isClosed() bool { return e.isDone.Load() }
+
+// weekSpan is a week: [start, end).
+type weekSpan struct{ start, end time.Time }
+
+// currentWeek returns the start of the week of now, remembering the week
+// so that most calls need no calendar arithmetic.
+func (e *Engine) currentWeek(now time.Time) time.Time {
+	if w := e.week.Load(); w != nil && !now.Before(w.start) && now.Before(w.end) {
+		return w.start
+	}
+	start := e.Week(now)
+	y, m, d := start.Date()
+	e.week.Store(&weekSpan{start, time.Date(y, m, d+7, 0, 0, 0, 0, e.loc)})
+	return start
 }
 
 // schedule queues the work an entry needs next, if any.
@@ -915,27 +930,30 @@ func (c *classCache) get(ctx context.Context, seed maphash.Seed, r *report.Repor
 }
 
 // stackHash identifies what classification depends on: the main module,
-// the revision and the frames.
+// the revision and the frames. Each string is hashed in one shot and the
+// results are mixed, which is several times faster than streaming the bytes
+// through a maphash.Hash.
 func stackHash(seed maphash.Seed, r *report.Report) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	h.WriteString(r.Build.Path)
-	h.WriteByte(0)
-	h.WriteString(r.Build.Revision)
+	h := mix(maphash.String(seed, r.Build.Path), maphash.String(seed, r.Build.Revision))
 	for i := range r.Frames {
 		f := &r.Frames[i]
-		h.WriteByte(0)
-		h.WriteString(f.Function)
-		h.WriteByte(0)
-		h.WriteString(f.File)
-		h.WriteByte(0)
-		h.WriteString(f.Text)
-		var b [8]byte
-		n := uint64(f.Line)
-		for j := range b {
-			b[j] = byte(n >> (8 * j))
+		h = mix(h, maphash.String(seed, f.Function))
+		h = mix(h, maphash.String(seed, f.File))
+		if f.Text != "" {
+			h = mix(h, maphash.String(seed, f.Text))
 		}
-		h.Write(b[:])
+		h = mix(h, uint64(f.Line)+uint64(len(f.Text))<<32)
 	}
-	return h.Sum64()
+	return h
+}
+
+// mix combines two 64-bit hashes (the multiply-xorshift finaliser of
+// splitmix64 applied to their sum with a rotation, so order matters).
+func mix(h, v uint64) uint64 {
+	h = (h<<31 | h>>33) + v + 0x9e3779b97f4a7c15
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
 }

@@ -109,7 +109,7 @@ func TestRetriesWithBackoffUntilDelivered(t *testing.T) {
 		if ent.Pending == nil || ent.Pending.Attempts != 1 || ent.Pending.LastError != "421 busy" || ent.Notified != 0 {
 			t.Fatalf("after a failed send: pending %+v, notified %d", ent.Pending, ent.Notified)
 		}
-		if d := ent.Pending.Next.Sub(time.Now()); d < 24*time.Second || d > 36*time.Second {
+		if d := time.Until(ent.Pending.Next); d < 24*time.Second || d > 36*time.Second {
 			t.Errorf("first retry in %v, want 30s ± 20%%", d)
 		}
 		time.Sleep(10 * time.Minute)
