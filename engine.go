@@ -573,8 +573,8 @@ func (e *Engine) blame(ctx context.Context, week time.Time, key report.Key) erro
 	case e.blamer != nil:
 		loc := Location{Path: f.Path, Text: f.Text, Revision: ent.Classification.Revision, Fallback: ent.Classification.Fallback}
 		author, blameErr = e.blamer.Blame(ctx, loc, f.Line)
-		if blameErr != nil && ctx.Err() != nil {
-			return nil // interrupted: the sweeper or the next start tries again
+		if blameErr != nil && (ctx.Err() != nil || errors.Is(blameErr, ErrUnavailable)) {
+			return nil // interrupted or busy: the sweeper or the next start tries again
 		}
 	}
 	developer := ""

@@ -21,6 +21,10 @@ var (
 	// (an SMTP 5xx answer). A Notifier wraps it; the engine then gives up
 	// on the notification and tells the default contact.
 	ErrPermanent = errors.New("flawless: permanent delivery failure")
+	// ErrUnavailable marks a failure that is expected to pass (a Blamer
+	// whose queue is full, a repository being updated). The engine leaves
+	// the work pending and tries again later instead of giving up.
+	ErrUnavailable = errors.New("flawless: temporarily unavailable")
 	// ErrClosed is returned by Engine.Report after Close.
 	ErrClosed = errors.New("flawless: engine closed")
 )
