@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/flawless-go/flawless"
 	"github.com/flawless-go/flawless/report"
@@ -85,6 +84,7 @@ type Git struct {
 	closer  io.Closer
 	shallow map[plumbing.Hash]bool
 	mailmap *mailmap
+	managed bool // fetched by Update: the work tree is not kept current
 
 	c *caches
 }
@@ -525,6 +525,3 @@ func (g *Git) blob(h plumbing.Hash) ([]byte, error) {
 	g.c.putBlob(h, b)
 	return b, nil
 }
-
-// now is the clock of repository upkeep.
-var now = time.Now

@@ -110,10 +110,11 @@ func (m *mailmap) lookup(name, email string) (string, string) {
 	return name, email
 }
 
-// loadMailmap reads .mailmap from the work tree, or from the head commit
-// of a repository without one.
+// loadMailmap reads .mailmap from the work tree, as git blame does, or from
+// the head commit when there is no work tree or Update keeps the repository
+// (and not its work tree) current.
 func (g *Git) loadMailmap() *mailmap {
-	if g.dir != "" {
+	if g.dir != "" && !g.managed {
 		if data, err := os.ReadFile(filepath.Join(g.dir, ".mailmap")); err == nil {
 			return parseMailmap(string(data))
 		}
