@@ -85,6 +85,10 @@ type Git struct {
 	shallow map[plumbing.Hash]bool
 	mailmap *mailmap
 	managed bool // fetched by Update: the work tree is not kept current
+	gitDir  string
+	graph   *commitGraph
+	// bloomSkips counts commits passed over on a Bloom filter's word.
+	bloomSkips int
 
 	c *caches
 }
@@ -111,7 +115,7 @@ func Open(dir string, opts Options) (*Git, error) {
 		return nil, fmt.Errorf("blame: open %s: %w", dir, err)
 	}
 	g := newGit(repo, st, opts)
-	g.dir, g.closer = dir, st
+	g.dir, g.closer, g.gitDir = dir, st, dotgit
 	if err := g.refresh(); err != nil {
 		st.Close()
 		return nil, err
@@ -169,6 +173,9 @@ func (g *Git) refresh() error {
 		g.shallow[h] = true
 	}
 	g.mailmap = g.loadMailmap()
+	if g.gitDir != "" {
+		g.graph = openCommitGraph(g.gitDir)
+	}
 	g.c.forgetMisses()
 	return nil
 }
@@ -290,12 +297,12 @@ func (g *Git) Blame(ctx context.Context, loc flawless.Location, line int) (flawl
 	if err != nil {
 		return flawless.Author{}, fmt.Errorf("blame %s:%d at %s: %w", loc.Path, line, short(rev), err)
 	}
-	c, err := g.commit(final)
+	who, err := g.author(final)
 	if err != nil {
 		return flawless.Author{}, err
 	}
-	name, email := g.mailmap.lookup(c.author.Name, c.author.Email)
-	a := flawless.Author{Name: name, Email: email, Time: c.author.When, Commit: final.String()}
+	name, email := g.mailmap.lookup(who.Name, who.Email)
+	a := flawless.Author{Name: name, Email: email, Time: who.When, Commit: final.String()}
 	g.c.putResult(key, a)
 	return a, nil
 }
@@ -399,17 +406,34 @@ func (g *Git) findPath(tree plumbing.Hash, module, file string) string {
 	return ""
 }
 
-// commitInfo is what blame needs of a commit.
+// commitInfo is what blame needs of a commit on the way.
 type commitInfo struct {
 	tree    plumbing.Hash
 	parents []plumbing.Hash
-	author  object.Signature
 }
 
+// commit returns a commit's tree and parents, from the commit-graph when
+// it has the commit, else from the commit object.
 func (g *Git) commit(h plumbing.Hash) (*commitInfo, error) {
 	if c, ok := g.c.commit(h); ok {
 		return c, nil
 	}
+	if g.graph != nil {
+		if info, ok := g.graph.commit(h); ok {
+			g.c.putCommit(h, info)
+			return info, nil
+		}
+	}
+	c, err := g.decodeCommit(h)
+	if err != nil {
+		return nil, err
+	}
+	info := &commitInfo{tree: c.TreeHash, parents: c.ParentHashes}
+	g.c.putCommit(h, info)
+	return info, nil
+}
+
+func (g *Git) decodeCommit(h plumbing.Hash) (*object.Commit, error) {
 	o, err := g.store.EncodedObject(plumbing.CommitObject, h)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", short(h), err)
@@ -418,9 +442,16 @@ func (g *Git) commit(h plumbing.Hash) (*commitInfo, error) {
 	if err := c.Decode(o); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", short(h), err)
 	}
-	info := &commitInfo{tree: c.TreeHash, parents: c.ParentHashes, author: c.Author}
-	g.c.putCommit(h, info)
-	return info, nil
+	return &c, nil
+}
+
+// author returns the author of a commit, as recorded (before .mailmap).
+func (g *Git) author(h plumbing.Hash) (object.Signature, error) {
+	c, err := g.decodeCommit(h)
+	if err != nil {
+		return object.Signature{}, err
+	}
+	return c.Author, nil
 }
 
 // lookup finds the blob at p in a tree; it reports false when p is not a

@@ -245,7 +245,15 @@ func TestBlameAgreesWithGitOnRandomHistories(t *testing.T) {
 				}
 				repo.commit(author, fmt.Sprintf("step %d", step))
 			}
+			if seed%2 == 0 {
+				// Half the histories are read through a commit-graph with
+				// changed-path Bloom filters, as git maintenance leaves it.
+				repo.git("commit-graph", "write", "--reachable", "--changed-paths")
+			}
 			g := openTest(t, repo.dir)
+			if seed%2 == 0 && g.graph == nil {
+				t.Fatal("the commit-graph was not read")
+			}
 			var names []string
 			for n := range files {
 				names = append(names, n)
@@ -257,6 +265,9 @@ func TestBlameAgreesWithGitOnRandomHistories(t *testing.T) {
 			mapped := strings.Count(repo.git("log", "--format=%ae"), "old-ann@laptop.local")
 			n := checkAgainstGit(t, g, repo.dir, names)
 			t.Logf("%d lines of %d files; %d merges (%d with conflicts), %d renames, %d commits by the mailmapped address", n, len(names), merges, conflicts, renames, mapped)
+			if seed%2 == 0 && g.bloomSkips == 0 {
+				t.Error("no commit was passed over on a Bloom filter's word")
+			}
 			if n < 100 {
 				t.Errorf("only %d lines checked", n)
 			}

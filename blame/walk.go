@@ -40,6 +40,16 @@ func (g *Git) walk(ctx context.Context, rev plumbing.Hash, path string, line int
 		if len(c.parents) == 0 || g.shallow[rev] {
 			return rev, nil
 		}
+		// The Bloom filter may say, without a tree read, that the path did
+		// not change against the first parent: the line is the first
+		// parent's, where it is.
+		if g.graph != nil && g.graph.unchanged(rev, path) {
+			if pc, err := g.commit(c.parents[0]); err == nil {
+				g.bloomSkips++
+				rev, c = c.parents[0], pc
+				continue
+			}
+		}
 		n := len(c.parents)
 		parents := make([]*commitInfo, n)
 		ppath := make([]string, n)
