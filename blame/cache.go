@@ -56,7 +56,7 @@ func newCaches(bytes int) *caches {
 		results:  map[resultKey]flawless.Author{},
 		revs:     map[plumbing.Hash]bool{},
 		blobs:    newByteLRU[plumbing.Hash, []byte](bytes, func(b []byte) int { return len(b) + 64 }),
-		lineMaps: newByteLRU[mapKey, lineMap](bytes/2, func(m lineMap) int { return 4*len(m) + 64 }),
+		lineMaps: newByteLRU[mapKey, lineMap](max(bytes/4, 4<<20), lineMap.size),
 	}
 }
 

@@ -42,34 +42,68 @@ const (
 	indentWeight               = 60
 )
 
-// lineMap maps the lines of a newer text to the lines of an older one:
-// newToOld[j] is the 0-based line of the old text that line j of the new
-// text is unchanged from, or -1 when line j was added or changed.
-type lineMap []int32
+// lineMap maps the lines of a newer text to the lines of an older one, as
+// the runs of lines that are unchanged: a handful of runs for a typical
+// commit, so that the maps of a file's whole history fit in a small cache.
+type lineMap struct {
+	runs []lineRun // ascending by newStart
+}
+
+// lineRun says that lines [newStart, newStart+n) of the newer text are
+// lines [oldStart, oldStart+n) of the older one.
+type lineRun struct{ newStart, oldStart, n int32 }
+
+// old returns the line of the older text that line j (0-based) of the
+// newer text is unchanged from, or -1 when line j was added or changed.
+func (m lineMap) old(j int) int {
+	lo, hi := 0, len(m.runs)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r := m.runs[mid]; int(r.newStart+r.n) <= j {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(m.runs) {
+		if r := m.runs[lo]; int(r.newStart) <= j {
+			return int(r.oldStart) + j - int(r.newStart)
+		}
+	}
+	return -1
+}
+
+func (m lineMap) size() int { return 12*len(m.runs) + 48 }
 
 // diffMap diffs old against new and returns the line map.
 func diffMap(old, new []byte) lineMap {
 	a, b := trimCommonTail(old, new)
 	da, db := diffTexts(a, b)
-	nNew := countLines(new)
-	m := make(lineMap, nNew)
+	var m lineMap
+	add := func(j, i int) {
+		if k := len(m.runs) - 1; k >= 0 {
+			if r := &m.runs[k]; int(r.newStart+r.n) == j && int(r.oldStart+r.n) == i {
+				r.n++
+				return
+			}
+		}
+		m.runs = append(m.runs, lineRun{int32(j), int32(i), 1})
+	}
 	// Unchanged lines correspond in order.
 	i := 0
 	for j := range db.n() {
 		if db.changed(j) {
-			m[j] = -1
 			continue
 		}
 		for da.changed(i) {
 			i++
 		}
-		m[j] = int32(i)
+		add(j, i)
 		i++
 	}
 	// Lines in the trimmed tail are equal, at a constant offset.
-	shift := da.n() - db.n()
-	for j := db.n(); j < nNew; j++ {
-		m[j] = int32(j + shift)
+	if tail := countLines(new) - db.n(); tail > 0 {
+		m.runs = append(m.runs, lineRun{int32(db.n()), int32(da.n()), int32(tail)})
 	}
 	return m
 }

@@ -175,10 +175,16 @@ func keys(m map[int]bool) []int {
 func TestDiffMapping(t *testing.T) {
 	old := []byte("a\nb\nc\nd\n")
 	new := []byte("a\nX\nc\nd\ne\n")
-	got := diffMap(old, new)
-	want := lineMap{0, -1, 2, 3, -1}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("diffMap = %v, want %v", got, want)
+	m := diffMap(old, new)
+	var got []int
+	for j := range 6 {
+		got = append(got, m.old(j))
+	}
+	if want := []int{0, -1, 2, 3, -1, -1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("mapping = %v, want %v", got, want)
+	}
+	if len(m.runs) != 2 {
+		t.Errorf("runs = %v, want two", m.runs)
 	}
 }
 
@@ -194,7 +200,8 @@ func TestTrimCommonTailKeepsWholeLines(t *testing.T) {
 		t.Error("a trimmed text does not end at a line boundary")
 	}
 	m := diffMap(a, b)
-	if m[1] != -1 || m[0] != 0 || m[len(m)-1] != int32(countLines(a)-1) {
-		t.Errorf("mapping across the trimmed tail is off: first %d, changed %d, last %d", m[0], m[1], m[len(m)-1])
+	last := countLines(b) - 1
+	if m.old(1) != -1 || m.old(0) != 0 || m.old(last) != countLines(a)-1 {
+		t.Errorf("mapping across the trimmed tail is off: first %d, changed %d, last %d", m.old(0), m.old(1), m.old(last))
 	}
 }

@@ -63,7 +63,8 @@ type Options struct {
 	// wrapping flawless.ErrUnavailable, so the engine tries again later.
 	// 0: 1000.
 	MaxQueue int
-	// CacheBytes bounds the file contents kept in memory. 0: 64 MiB.
+	// CacheBytes bounds the file contents kept in memory; a quarter of it
+	// again holds the line maps of diffs already made. 0: 16 MiB.
 	CacheBytes int
 	// Logger hears about repository updates. Nil: nothing is logged.
 	Logger *slog.Logger
@@ -103,7 +104,7 @@ func Open(dir string, opts Options) (*Git, error) {
 		}
 		dotgit = dir
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(dotgit), cache.NewObjectLRU(32*cache.MiByte),
+	st := filesystem.NewStorageWithOptions(osfs.New(dotgit), cache.NewObjectLRU(16*cache.MiByte),
 		filesystem.Options{KeepDescriptors: true})
 	var wt = osfs.New(dir)
 	if dotgit == dir {
@@ -141,7 +142,7 @@ func newGit(repo *git.Repository, st storage.Storer, opts Options) *Git {
 		opts.MaxQueue = 1000
 	}
 	if opts.CacheBytes <= 0 {
-		opts.CacheBytes = 64 << 20
+		opts.CacheBytes = 16 << 20
 	}
 	logger := opts.Logger
 	if logger == nil {

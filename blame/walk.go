@@ -95,7 +95,7 @@ func (g *Git) walk(ctx context.Context, rev plumbing.Hash, path string, line int
 			if err != nil {
 				return plumbing.ZeroHash, err
 			}
-			if old := m[line]; old >= 0 {
+			if old := m.old(line); old >= 0 {
 				rev, c, path, blob, line, moved = c.parents[i], pc, ppath[i], pblob[i], int(old), true
 				break
 			}
@@ -115,11 +115,11 @@ func (g *Git) lineMapOf(old, new plumbing.Hash) (lineMap, error) {
 	}
 	a, err := g.blob(old)
 	if err != nil {
-		return nil, err
+		return lineMap{}, err
 	}
 	b, err := g.blob(new)
 	if err != nil {
-		return nil, err
+		return lineMap{}, err
 	}
 	m := diffMap(a, b)
 	g.c.putLineMap(key, m)
