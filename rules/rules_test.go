@@ -448,3 +448,72 @@ func FuzzParse(f *testing.F) {
 		s.Ignore(&report.Report{Type: "t", Message: "m"})
 	})
 }
+
+func TestAppendFormAndTable(t *testing.T) {
+	dir := t.TempDir()
+	err := rules.AppendForm(dir, "known_error", map[string][]string{
+		"filename": {"cart/cart.go"}, "function_name": {"Add"}, "code_fragment": {"return c.items[i]"},
+		"min_alert_threshold": {"5"}, "email_recipients": {"a@example.com, b@example.com"}, "email_header": {""},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rules.AppendForm(dir, "watch", map[string][]string{"email": {"w@example.com"}, "filepath": {"lib"}, "watch_all_errors": {"on"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string][]string{
+		{"filename": {"x.go"}, "min_alert_threshold": {"five"}},
+		{"filename": {"x.go"}, "email_recipients": {"not-an-address"}},
+	} {
+		if err := rules.AppendForm(dir, "known_error", bad); err == nil {
+			t.Errorf("AppendForm(%v) accepted it", bad)
+		}
+	}
+	if err := rules.AppendForm(dir, "nonsense", nil); err == nil {
+		t.Error("an unknown kind was accepted")
+	}
+	s, err := rules.Load(os.DirFS(dir), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Table("known_errors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]string{{"filename": "cart/cart.go", "function_name": "Add", "code_fragment": "return c.items[i]",
+		"min_alert_threshold": "5", "email_recipients": "a@example.com, b@example.com", "email_header": "", "at": "known_errors.toml:1"}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("Table mismatch (-want +got):\n%s", diff)
+	}
+	if rows, _ := s.Table("watch"); len(rows) != 1 || rows[0]["watch_all_errors"] != "true" {
+		t.Errorf("watch rows = %v", rows)
+	}
+}
+
+func TestWriteStarterLoadsWithNoActiveRule(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rules")
+	created, err := rules.WriteStarter(dir)
+	if err != nil || len(created) != len(rules.Kinds) {
+		t.Fatalf("WriteStarter = %v, %v", created, err)
+	}
+	s, err := rules.Load(os.DirFS(dir), rules.Options{})
+	if err != nil {
+		t.Fatalf("the starter files do not load: %v", err)
+	}
+	if n := len(s.KnownErrors) + len(s.BuildingBlocks) + len(s.Watches) + len(s.Remaps) + len(s.Disowns) + len(s.IgnoredExceptions) + len(s.ThirdParty); n != 0 {
+		t.Errorf("the starter files hold %d active rules", n)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "known_errors.toml"))
+	if !strings.Contains(string(data), "# [[known_error]]") {
+		t.Errorf("the starter known_errors.toml has no commented example:\n%s", data)
+	}
+	os.WriteFile(filepath.Join(dir, "watched_files.toml"), []byte("# mine\n"), 0o644)
+	os.Remove(filepath.Join(dir, "known_errors.toml"))
+	created, _ = rules.WriteStarter(dir)
+	if len(created) != 1 {
+		t.Errorf("a second WriteStarter created %v, want only the missing file", created)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "watched_files.toml")); string(data) != "# mine\n" {
+		t.Error("WriteStarter overwrote a file")
+	}
+}
