@@ -1,17 +1,25 @@
-// Package bolt is a durable flawless.Store in one file on disk, built on
-// bbolt: the server's default store. A count acknowledged by Add is on disk
-// (fsynced) when Add returns, so it survives kill -9; concurrent Adds are
-// grouped into one transaction and one fsync, so a burst of reports costs
-// few disk syncs. Past weeks are kept.
+// Package bolt is a durable flawless.Store on disk, built on bbolt: the
+// server's default store. Past weeks are kept.
+//
+// A count acknowledged by Add is on disk when Add returns, so it survives
+// kill -9 and power loss. Add does not commit a bbolt transaction (several
+// page writes and two fsyncs); it appends a small checksummed record to a
+// journal beside the database, and one fdatasync serves every Add waiting
+// at that moment (group commit). Entries changed since are written to
+// bbolt every 200 ms, and before any read or update, after which the
+// journal is emptied. Opening a store replays a journal left by a crash;
+// a record torn by the crash fails its checksum and was never acknowledged.
 package bolt
 
 import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/flawless-go/flawless"
@@ -24,11 +32,22 @@ var (
 	pendingBucket = []byte("pending") // week + key → nothing: entries with work left
 )
 
-// Store is a flawless.Store in a bbolt file. It is safe for concurrent use,
-// also by several goroutines of one process (bbolt locks the file against
-// other processes). The caller must call Close.
+// Store is a flawless.Store in a bbolt file and its journal. It is safe for
+// concurrent use; bbolt locks the file against other processes. The caller
+// must call Close.
 type Store struct {
 	db *bbolt.DB
+	j  *journal
+
+	mu    sync.Mutex                  // guards dirty and the journal's content
+	dirty map[entryID]*flawless.Entry // changed since the last apply, newest state
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+type entryID struct {
+	week int64
+	key  report.Key
 }
 
 var (
@@ -45,9 +64,6 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	// Group the commits of concurrent reports: a burst shares fsyncs.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	db.MaxBatchSize = 1000
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{weeksBucket, pendingBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -60,11 +76,123 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, dirty: map[entryID]*flawless.Entry{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if s.j, err = openJournal(path+".journal", s.replay); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.applier()
+	return s, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes what the journal holds to the database and closes both.
+func (s *Store) Close() error {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	err := s.applyLocked()
+	s.mu.Unlock()
+	return errors.Join(err, s.j.close(), s.db.Close())
+}
+
+// applier writes the changed entries to bbolt every 200 ms.
+func (s *Store) applier() {
+	defer close(s.done)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			if err := s.applyLocked(); err != nil {
+				// Left in the journal; the next apply or the next open retries.
+				_ = err
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// applyLocked writes the dirty entries to bbolt in one transaction, then
+// empties the journal. The caller holds s.mu.
+func (s *Store) applyLocked() error {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	if err := s.writeDirty(); err != nil {
+		return err
+	}
+	return s.j.reset()
+}
+
+// writeDirty writes the dirty entries to bbolt in one transaction.
+func (s *Store) writeDirty() error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for id, e := range s.dirty {
+			wb, err := tx.Bucket(weeksBucket).CreateBucketIfNotExists(weekID(time.Unix(id.week, 0)))
+			if err != nil {
+				return err
+			}
+			if err := save(tx, wb, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: apply the journal: %w", err)
+	}
+	clear(s.dirty)
+	return nil
+}
+
+// replay applies the records of a journal left by a crash.
+func (s *Store) replay(recs []journalRecord) error {
+	for _, r := range recs {
+		e, err := s.current(entryID{r.Week.Unix(), r.Key}, r.Week)
+		if err != nil {
+			return err
+		}
+		flawless.AddOccurrence(e, r.Occurrence())
+		s.dirty[entryID{r.Week.Unix(), r.Key}] = e
+	}
+	return s.writeDirty() // the journal is emptied by openJournal
+}
+
+// current returns the newest state of an entry: dirty, stored, or new.
+// The caller holds s.mu (or is replaying before the store is shared).
+func (s *Store) current(id entryID, week time.Time) (*flawless.Entry, error) {
+	if e := s.dirty[id]; e != nil {
+		return e, nil
+	}
+	var e *flawless.Entry
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		wb := tx.Bucket(weeksBucket).Bucket(weekID(week))
+		if wb == nil {
+			return nil
+		}
+		var err error
+		e, err = load(wb, keyID(id.key))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		e = &flawless.Entry{Key: id.key, Week: week}
+	}
+	return e, nil
+}
+
+// flush writes what the journal holds to bbolt, so that reads and updates
+// see every acknowledged Add.
+func (s *Store) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applyLocked()
+}
 
 func weekID(week time.Time) []byte {
 	b := make([]byte, 8)
@@ -109,33 +237,51 @@ func save(tx *bbolt.Tx, b *bbolt.Bucket, e *flawless.Entry) error {
 	return p.Delete(pendingID(e.Week, e.Key))
 }
 
-// Add implements flawless.Store.
+// Add implements flawless.Store. It returns once the occurrence is in the
+// journal on disk.
 func (s *Store) Add(_ context.Context, week time.Time, key report.Key, o flawless.Occurrence) (flawless.Entry, error) {
-	var out flawless.Entry
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		wb, err := tx.Bucket(weeksBucket).CreateBucketIfNotExists(weekID(week))
-		if err != nil {
-			return err
-		}
-		e, err := load(wb, keyID(key))
-		if err != nil {
-			return err
-		}
-		if e == nil {
-			e = &flawless.Entry{Key: key, Week: week}
-		}
-		flawless.AddOccurrence(e, o)
-		out = *e
-		return save(tx, wb, e)
-	})
+	rec, err := encodeRecord(week, key, o)
 	if err != nil {
+		return flawless.Entry{}, err
+	}
+	id := entryID{week.Unix(), key}
+	s.mu.Lock()
+	e, err := s.current(id, week)
+	if err != nil {
+		s.mu.Unlock()
+		return flawless.Entry{}, err
+	}
+	seq, err := s.j.append(rec)
+	if err != nil {
+		s.mu.Unlock()
+		return flawless.Entry{}, fmt.Errorf("bolt: add %s: %w", key, err)
+	}
+	flawless.AddOccurrence(e, o)
+	s.dirty[id] = e
+	out := copyEntry(e)
+	s.mu.Unlock()
+	if err := s.j.sync(seq); err != nil {
 		return flawless.Entry{}, fmt.Errorf("bolt: add %s: %w", key, err)
 	}
 	return out, nil
 }
 
+// copyEntry returns a copy sharing no mutable state with e.
+func copyEntry(e *flawless.Entry) flawless.Entry {
+	c := *e
+	if e.Pending != nil {
+		p := *e.Pending
+		p.To = append([]string(nil), p.To...)
+		c.Pending = &p
+	}
+	return c
+}
+
 // Get implements flawless.Store.
 func (s *Store) Get(_ context.Context, week time.Time, key report.Key) (flawless.Entry, error) {
+	if err := s.flush(); err != nil {
+		return flawless.Entry{}, err
+	}
 	var out *flawless.Entry
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		wb := tx.Bucket(weeksBucket).Bucket(weekID(week))
@@ -157,6 +303,13 @@ func (s *Store) Get(_ context.Context, week time.Time, key report.Key) (flawless
 
 // Update implements flawless.Store.
 func (s *Store) Update(_ context.Context, week time.Time, key report.Key, fn func(*flawless.Entry) bool) (flawless.Entry, error) {
+	// Hold s.mu so that no Add of this entry slips between the apply and
+	// the update.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.applyLocked(); err != nil {
+		return flawless.Entry{}, err
+	}
 	var out flawless.Entry
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		wb := tx.Bucket(weeksBucket).Bucket(weekID(week))
@@ -190,6 +343,9 @@ func (s *Store) Update(_ context.Context, week time.Time, key report.Key, fn fun
 
 // Entries implements flawless.Store.
 func (s *Store) Entries(_ context.Context, week time.Time) ([]flawless.Entry, error) {
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
 	var out []flawless.Entry
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		wb := tx.Bucket(weeksBucket).Bucket(weekID(week))
@@ -210,6 +366,9 @@ func (s *Store) Entries(_ context.Context, week time.Time) ([]flawless.Entry, er
 
 // Pending implements flawless.Store.
 func (s *Store) Pending(context.Context) ([]flawless.Entry, error) {
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
 	var out []flawless.Entry
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		weeks := tx.Bucket(weeksBucket)
@@ -234,6 +393,9 @@ func (s *Store) Pending(context.Context) ([]flawless.Entry, error) {
 
 // Weeks implements flawless.Weeks: the weeks held, newest first.
 func (s *Store) Weeks(context.Context) ([]time.Time, error) {
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
 	var out []time.Time
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(weeksBucket).Cursor()
