@@ -294,7 +294,11 @@ func (h *Handler) leaderboard(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		dev := e.Developer
-		if dev == "" {
+		switch {
+		case dev != "":
+		case e.Blamed:
+			dev = "nobody (no repository to blame in)"
+		default:
 			dev = "not blamed yet"
 		}
 		row := byDev[dev]
