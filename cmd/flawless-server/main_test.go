@@ -161,13 +161,32 @@ func TestConfigureThroughAPipe(t *testing.T) {
 	}
 }
 
-// startServer runs serve in this process on a free port.
-func startServer(t *testing.T, cfg Config) (string, context.CancelFunc, chan error) {
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer runs serve in this process on a free port; its output goes
+// to out.
+func startServer(t *testing.T, cfg Config, out io.Writer) (string, context.CancelFunc, chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, ready) }()
+	go func() { done <- serve(ctx, cfg, out, out, ready) }()
 	select {
 	case addr := <-ready:
 		return "http://" + addr, cancel, done
@@ -185,8 +204,26 @@ func TestStartAndShutdown(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDirPath, cfg.ConfigDirPath = filepath.Join(dir, "data"), filepath.Join(dir, "rules")
-	cfg.AdminToken, cfg.SMTPPassword = "adm-token-123", "smtp-pass-456"
-	base, cancel, done := startServer(t, cfg)
+	cfg.AdminToken, cfg.SMTPPassword, cfg.IngestToken = "adm-token-123", "smtp-pass-456", "ing-token-789"
+	cfg.SMTPHost, cfg.SMTPUser, cfg.LogLevel = "127.0.0.1:1", "mailer", "debug"
+	cfg.RepoURL = "file:///nonexistent/repo"
+	cfg.RepoDir = filepath.Join(dir, "no-repo")
+	var out syncBuffer
+	// The clone fails (no such repository): the error must not show secrets either.
+	if err := serve(context.Background(), cfg, &out, &out, nil); err == nil {
+		t.Fatal("serve started without its repository")
+	}
+	cfg.RepoURL, cfg.RepoDir = "", ""
+	base, cancel, done := startServer(t, cfg, &out)
+	// A report whose delivery fails (nothing listens on port 1) makes the
+	// server log SMTP errors.
+	rep, _ := report.Marshal(&report.Report{Message: "m", Build: report.Build{Path: "github.com/flawless-go/flawless"},
+		Frames: []report.Frame{{Function: "github.com/flawless-go/flawless.New", File: "/x/engine.go", Line: 1}}})
+	req, _ := http.NewRequest("POST", base+"/api/v1/reports", bytes.NewReader(rep))
+	req.Header.Set("Authorization", "Bearer ing-token-789")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("ingestion: %v", err)
+	}
 	resp, err := http.Get(base + "/check_health")
 	if err != nil {
 		t.Fatal(err)
@@ -196,8 +233,10 @@ func TestStartAndShutdown(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "Status: OK") {
 		t.Fatalf("health = %d %s", resp.StatusCode, body)
 	}
-	if strings.Contains(string(body), "adm-token-123") || strings.Contains(string(body), "smtp-pass-456") {
-		t.Error("the health page shows a secret")
+	for _, secret := range []string{"adm-token-123", "smtp-pass-456", "ing-token-789"} {
+		if strings.Contains(string(body), secret) {
+			t.Errorf("the health page shows the secret %s", secret)
+		}
 	}
 	for _, f := range []string{"known_errors.toml", "watched_files.toml"} {
 		if _, err := os.Stat(filepath.Join(cfg.ConfigDirPath, f)); err != nil {
@@ -212,6 +251,15 @@ func TestStartAndShutdown(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("shutdown did not finish")
+	}
+	logs := out.String()
+	if !strings.Contains(logs, "Flawless is listening") || !strings.Contains(logs, "level=") {
+		t.Fatalf("no banner or log lines were captured:\n%s", logs)
+	}
+	for _, secret := range []string{"adm-token-123", "smtp-pass-456", "ing-token-789"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a log line shows the secret %s", secret)
+		}
 	}
 }
 
