@@ -87,8 +87,11 @@ func Recover(ctx context.Context, rep Reporter, opts ...Option) {
 	}
 	s := apply(opts)
 	if !isAbort(v) {
-		r := report.FromPanic(v)
-		deliver(ctx, rep, r, s)
+		if rm, ok := rep.(*Remote); ok {
+			safely(func() { rm.recoverPanic(ctx, v, s) })
+		} else {
+			deliver(ctx, rep, report.FromPanic(v), s)
+		}
 	}
 	if !s.swallow {
 		panic(v)
@@ -202,11 +205,28 @@ func deliver(ctx context.Context, rep Reporter, r *report.Report, s settings) (e
 			err = fmt.Errorf("client: reporter panicked: %v", p)
 		}
 	}()
+	if err := deliverPrepared(ctx, r, s); err != nil {
+		return err
+	}
+	return rep.Report(ctx, r)
+}
+
+// deliverPrepared adds the context's values and the options to r.
+func deliverPrepared(ctx context.Context, r *report.Report, s settings) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	r.Vars = Values(ctx)
 	r.Threshold = s.threshold
 	r.AdditionalInfo = s.info
 	r.Message = RedactURLs(r.Message)
-	return rep.Report(ctx, r)
+	return nil
+}
+
+// safely runs f, containing a panic in it.
+func safely(f func()) {
+	defer func() { recover() }()
+	f()
 }
 
 // Limits of rendered variables.

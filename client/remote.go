@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"expvar"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,13 +170,24 @@ func (r *Remote) Report(_ context.Context, rep *report.Report) (err error) {
 	if rep == nil {
 		return errors.New("client: nil report")
 	}
+	count, send, err := r.admit(r.signature(rep), rep.Occurrences(), rep)
+	if err != nil || !send {
+		return err
+	}
+	r.enqueue(withCount(rep, count))
+	return nil
+}
+
+// admit counts n occurrences of the error with signature sig and decides
+// whether to send now, and with what count. rep, when known, becomes the
+// error's latest report.
+func (r *Remote) admit(sig uint64, n int, rep *report.Report) (count int, send bool, err error) {
 	now := time.Now()
-	sig := r.signature(rep)
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		r.dropped.Add(1)
-		return errors.New("client: remote reporter closed")
+		r.dropped.Add(int64(n))
+		return 0, false, errors.New("client: remote reporter closed")
 	}
 	st := r.errors[sig]
 	if st == nil {
@@ -183,23 +197,61 @@ func (r *Remote) Report(_ context.Context, rep *report.Report) (err error) {
 		st = &errState{}
 		r.errors[sig] = st
 	}
-	n := rep.Occurrences()
 	st.seen += n
 	st.pending += n
-	st.latest = rep
-	send := st.seen <= 10 || isPowerOfTwo(st.seen) || now.Sub(st.lastSent) >= r.cfg.ReportEvery
-	var out *report.Report
-	if send {
-		out = withCount(rep, st.pending)
+	if rep != nil {
+		st.latest = rep
+	}
+	if st.latest != nil && (st.seen <= 10 || isPowerOfTwo(st.seen) || now.Sub(st.lastSent) >= r.cfg.ReportEvery) {
+		count = st.pending
 		st.pending, st.lastSent = 0, now
-	} else {
-		r.aggregated.Add(int64(n))
+		return count, true, nil
 	}
+	r.aggregated.Add(int64(n))
+	return 0, false, nil
+}
+
+// recoverPanic is Recover's path for a Remote: the panic is first keyed by
+// its program counters and type, and the report (resolving every frame,
+// the costly part) is built only when it is going to be sent.
+func (r *Remote) recoverPanic(ctx context.Context, v any, s settings) {
+	var buf [64]uintptr
+	pcs := buf[:runtime.Callers(3, buf[:])]
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	maphash.WriteComparable(&h, reflect.TypeOf(v))
+	var b [8]byte
+	for _, pc := range pcs {
+		binary.LittleEndian.PutUint64(b[:], uint64(pc))
+		h.Write(b[:])
+	}
+	sig := h.Sum64()
+	r.mu.Lock()
+	known := r.errors[sig] != nil && r.errors[sig].latest != nil
 	r.mu.Unlock()
-	if out != nil {
-		r.enqueue(out)
+	if known {
+		count, send, err := r.admit(sig, 1, nil)
+		if err != nil || !send {
+			return
+		}
+		rep := report.FromPanic(v)
+		if deliverPrepared(ctx, rep, s) == nil {
+			r.mu.Lock()
+			if st := r.errors[sig]; st != nil {
+				st.latest = rep
+			}
+			r.mu.Unlock()
+			r.enqueue(withCount(rep, count))
+		}
+		return
 	}
-	return nil
+	rep := report.FromPanic(v)
+	if deliverPrepared(ctx, rep, s) != nil {
+		return
+	}
+	if count, send, err := r.admit(sig, 1, rep); err == nil && send {
+		r.enqueue(withCount(rep, count))
+	}
 }
 
 func isPowerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }
