@@ -238,10 +238,27 @@ const (
 // Scrubbed replaces the value of a variable whose name looks secret.
 const Scrubbed = "**scrubbed**"
 
-// DefaultScrub matches the names of variables whose values are never sent.
+// DefaultScrub matches the names of variables whose values are never sent,
+// unless a context says otherwise (WithScrub).
 var DefaultScrub = regexp.MustCompile(`(?i)password|passwd|secret|token|authorization|cookie|key|credential`)
 
 type valuesKey struct{}
+
+type scrubKey struct{}
+
+// WithScrub returns a context whose reports scrub the values of variables
+// whose names match re, instead of DefaultScrub.
+func WithScrub(ctx context.Context, re *regexp.Regexp) context.Context {
+	return context.WithValue(ctx, scrubKey{}, re)
+}
+
+// scrubFor returns the scrub pattern in force for ctx.
+func scrubFor(ctx context.Context) *regexp.Regexp {
+	if re, ok := ctx.Value(scrubKey{}).(*regexp.Regexp); ok && re != nil {
+		return re
+	}
+	return DefaultScrub
+}
 
 type kv struct {
 	name  string
@@ -267,7 +284,8 @@ func WithValues(ctx context.Context, pairs ...any) context.Context {
 }
 
 // Values renders the variables carried by ctx: sorted by name, secrets
-// scrubbed, each value capped at MaxValueLen characters, at most MaxValues.
+// scrubbed (DefaultScrub, or the pattern given with WithScrub), each value
+// capped at MaxValueLen characters, at most MaxValues.
 func Values(ctx context.Context) []report.Var {
 	pairs, _ := ctx.Value(valuesKey{}).([]kv)
 	if len(pairs) == 0 {
@@ -277,9 +295,10 @@ func Values(ctx context.Context) []report.Var {
 	for _, p := range pairs {
 		latest[p.name] = p.value
 	}
+	scrub := scrubFor(ctx)
 	vars := make([]report.Var, 0, len(latest))
 	for name, v := range latest {
-		vars = append(vars, report.Var{Name: name, Value: Render(name, v)})
+		vars = append(vars, report.Var{Name: name, Value: render(scrub, name, v)})
 	}
 	slices.SortFunc(vars, func(a, b report.Var) int { return strings.Compare(a.Name, b.Name) })
 	if len(vars) > MaxValues {
@@ -292,8 +311,10 @@ func Values(ctx context.Context) []report.Var {
 // name matches DefaultScrub, else %+v with URL credentials redacted, capped
 // at MaxValueLen characters. A value whose formatting panics is rendered as
 // a note saying so.
-func Render(name string, v any) (s string) {
-	if DefaultScrub.MatchString(name) {
+func Render(name string, v any) string { return render(DefaultScrub, name, v) }
+
+func render(scrub *regexp.Regexp, name string, v any) (s string) {
+	if scrub.MatchString(name) {
 		return Scrubbed
 	}
 	defer func() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -207,6 +208,16 @@ func TestValues(t *testing.T) {
 	client.Report(ctx, rec, errors.New("x"))
 	if diff := cmp.Diff(want, rec.got()[0].Vars); diff != "" {
 		t.Errorf("report vars mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestScrubIsConfigurable(t *testing.T) {
+	ctx := client.WithScrub(t.Context(), regexp.MustCompile(`(?i)^ssn$`))
+	ctx = client.WithValues(ctx, "ssn", "123-45-6789", "password", "shown-by-this-pattern")
+	got := client.Values(ctx)
+	want := []report.Var{{Name: "password", Value: "shown-by-this-pattern"}, {Name: "ssn", Value: client.Scrubbed}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Values mismatch (-want +got):\n%s", diff)
 	}
 }
 

@@ -83,8 +83,9 @@ func (h *SlogHandler) report(ctx context.Context, rec slog.Record) {
 	if len(r.Frames) == 0 {
 		return
 	}
+	scrub := scrubFor(ctx)
 	for i := range vars {
-		vars[i].Value = Render(vars[i].Name, vars[i].Value)
+		vars[i].Value = render(scrub, vars[i].Name, vars[i].Value)
 	}
 	slices.SortStableFunc(vars, func(a, b report.Var) int { return strings.Compare(a.Name, b.Name) })
 	r.Vars = vars[:min(len(vars), MaxValues)]
