@@ -694,19 +694,7 @@ func (e *Engine) recipients(ent Entry, known *KnownError, pol Policy) (to, inval
 	if known != nil {
 		all = append(all, known.Recipients...)
 	}
-	seen := map[string]bool{}
-	for _, a := range all {
-		addr, err := mail.ParseAddress(a)
-		if err != nil {
-			invalid = append(invalid, a)
-			continue
-		}
-		k := strings.ToLower(addr.Address)
-		if !seen[k] {
-			seen[k] = true
-			to = append(to, addr.Address)
-		}
-	}
+	to, invalid = ValidRecipients(all)
 	return to, invalid
 }
 

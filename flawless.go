@@ -3,7 +3,9 @@ package flawless
 import (
 	"context"
 	"errors"
+	"net/mail"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/flawless-go/flawless/report"
@@ -285,6 +287,39 @@ type Entry struct {
 	// ProblemReported reports that the default contact was told about a
 	// problem with this entry (failed blame, unable to blame).
 	ProblemReported bool `json:"problem_reported,omitempty"`
+}
+
+// Clone returns a copy of e that shares no mutable state with it (the
+// pending notification and its recipients are copied; the latest report
+// and classification are shared, as they are never modified).
+func (e *Entry) Clone() Entry {
+	c := *e
+	if e.Pending != nil {
+		p := *e.Pending
+		p.To = append([]string(nil), p.To...)
+		c.Pending = &p
+	}
+	return c
+}
+
+// ValidRecipients returns the valid addresses among addrs, without
+// duplicates (compared without regard to case) and in their order, and the
+// invalid ones. An address with a line break is invalid.
+func ValidRecipients(addrs []string) (valid, invalid []string) {
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		p, err := mail.ParseAddress(a)
+		if err != nil || strings.ContainsAny(a, "\r\n") {
+			invalid = append(invalid, a)
+			continue
+		}
+		k := strings.ToLower(p.Address)
+		if !seen[k] {
+			seen[k] = true
+			valid = append(valid, p.Address)
+		}
+	}
+	return valid, invalid
 }
 
 // Pending is a notification that has been decided but not yet delivered.

@@ -80,15 +80,7 @@ func AddOccurrence(e *Entry, o Occurrence) {
 	applyOccurrence(e, o)
 }
 
-func copyEntry(e *Entry) Entry {
-	c := *e
-	if e.Pending != nil {
-		p := *e.Pending
-		p.To = slices.Clone(p.To)
-		c.Pending = &p
-	}
-	return c
-}
+func copyEntry(e *Entry) Entry { return e.Clone() }
 
 // Get implements Store.
 func (s *MemStore) Get(_ context.Context, week time.Time, key report.Key) (Entry, error) {

@@ -207,20 +207,7 @@ func (m *Mailer) Compose(n *flawless.Notice) (*email.Email, []string, error) {
 // Recipients returns the valid addresses, without duplicates (compared
 // without regard to case), in their order, and the invalid ones.
 func Recipients(addrs []string) (valid, invalid []string) {
-	seen := map[string]bool{}
-	for _, a := range addrs {
-		p, err := mail.ParseAddress(a)
-		if err != nil || strings.ContainsAny(a, "\r\n") {
-			invalid = append(invalid, a)
-			continue
-		}
-		k := strings.ToLower(p.Address)
-		if !seen[k] {
-			seen[k] = true
-			valid = append(valid, p.Address)
-		}
-	}
-	return valid, invalid
+	return flawless.ValidRecipients(addrs)
 }
 
 // messageID is the same for every send of one error's email in one week,

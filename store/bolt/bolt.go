@@ -258,23 +258,12 @@ func (s *Store) Add(_ context.Context, week time.Time, key report.Key, o flawles
 	}
 	flawless.AddOccurrence(e, o)
 	s.dirty[id] = e
-	out := copyEntry(e)
+	out := e.Clone()
 	s.mu.Unlock()
 	if err := s.j.sync(seq); err != nil {
 		return flawless.Entry{}, fmt.Errorf("bolt: add %s: %w", key, err)
 	}
 	return out, nil
-}
-
-// copyEntry returns a copy sharing no mutable state with e.
-func copyEntry(e *flawless.Entry) flawless.Entry {
-	c := *e
-	if e.Pending != nil {
-		p := *e.Pending
-		p.To = append([]string(nil), p.To...)
-		c.Pending = &p
-	}
-	return c
 }
 
 // Get implements flawless.Store.
