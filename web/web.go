@@ -538,11 +538,7 @@ func (h *Handler) viewConfig(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	var cols []string
-	for _, f := range kindFields[kind] {
-		cols = append(cols, f.Name)
-	}
-	h.render(w, r, http.StatusOK, "config", map[string]any{"Title": kindTitles[kind], "Kind": kind, "Columns": cols, "Rows": rows})
+	h.render(w, r, http.StatusOK, "config", map[string]any{"Title": "Rules: " + kindTitles[kind], "Kind": kind, "Columns": kindFields[kind], "Rows": rows})
 }
 
 var funcs = template.FuncMap{
