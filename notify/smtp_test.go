@@ -178,7 +178,7 @@ func (s *smtpServer) serve(c net.Conn) {
 			say("221 bye")
 			return
 		default:
-			say("502 not implemented")
+			say("502 command not recognized") // the SMTP answer to a command this test server does not speak
 		}
 	}
 }
